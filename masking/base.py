@@ -1,0 +1,93 @@
+"""The contract every masking strategy fulfils: typed parameters in, one Spark Column out.
+
+A strategy never touches rows itself. It builds a native Spark expression (or, where Spark
+has no primitive, a vectorised Arrow UDF) that the ingest job places in one `select()`.
+Importing this module does not import Spark: `pyspark` is only needed to build expressions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from masking.types import DataType
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
+__all__ = ["KeyMaterial", "MaskContext", "MaskingError", "Params", "Strategy"]
+
+
+class MaskingError(ValueError):
+    """A strategy was misused: unknown name, bad parameters, wrong column type, missing key."""
+
+
+class Params(BaseModel):
+    """Base of every strategy's parameters: frozen, and unknown fields are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class KeyMaterial:
+    """A secret key resolved from a reference; `key_id` is safe to record, `secret` is not."""
+
+    key_id: str
+    secret: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class MaskContext:
+    """What a strategy may know about the column it masks, supplied by the ingest job."""
+
+    column: str
+    data_type: DataType
+    keys: Mapping[str, KeyMaterial] = field(default_factory=dict)
+    entity_column: str | None = None
+    seed: int = 0
+
+    def key(self, reference: str) -> KeyMaterial:
+        """The key material for a secret reference, or a MaskingError naming it."""
+        try:
+            return self.keys[reference]
+        except KeyError:
+            raise MaskingError(
+                f"column {self.column!r}: secret key {reference!r} is not available"
+            ) from None
+
+
+class Strategy(ABC):
+    """One masking strategy: a name, a frozen `Params` model, and an expression builder."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]]
+    accepts: ClassVar[frozenset[DataType]]
+    description: ClassVar[str]
+    uses_python_udf: ClassVar[bool] = False
+
+    def parse(self, raw: Mapping[str, Any] | None) -> Params:
+        """Validate raw policy parameters into this strategy's `Params` (pydantic errors raise)."""
+        return self.Params.model_validate(dict(raw or {}))
+
+    def output_type(self, data_type: DataType, params: Params) -> DataType:
+        """The column's type after masking; most strategies keep the input type."""
+        return data_type
+
+    def key_references(self, params: Params) -> frozenset[str]:
+        """Secret references this strategy needs at run time (none by default)."""
+        return frozenset()
+
+    def check(self, data_type: DataType, params: Params) -> str | None:
+        """A message when the parameters do not suit the column type, else None."""
+        if data_type not in self.accepts:
+            allowed = ", ".join(sorted(self.accepts))
+            return f"strategy {self.name!r} does not apply to {data_type} columns (accepts {allowed})"
+        return None
+
+    @abstractmethod
+    def expression(self, column: Column, params: Params, ctx: MaskContext) -> Column:
+        """The Spark Column that replaces `column`; nulls in stay nulls unless stated."""
