@@ -35,10 +35,18 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = Environment.DEV
-    home: Path = Field(default=Path(".gateway"), description="Embedded state: SQLite, keys, Feast repo.")
-    lake_root: Path | None = Field(default=None, description="Delta lake root; default <home>/lake.")
+    home: Path = Field(
+        default=Path(".gateway"), description="Embedded state: SQLite, keys, Feast repo."
+    )
+    lake_root: Path | None = Field(
+        default=None, description="Delta lake root; default <home>/lake."
+    )
+    landing_root: Path | None = Field(
+        default=None, description="Where raw sources land; default <home>/landing."
+    )
     database_url: str | None = Field(
-        default=None, description="Audit log and budget ledger; default sqlite:///<home>/gateway.db."
+        default=None,
+        description="Audit log and budget ledger; default sqlite:///<home>/gateway.db.",
     )
     online_store: str = Field(
         default="sqlite", description="Feast online store: 'sqlite' or a redis:// URL."
@@ -53,7 +61,8 @@ class Settings(BaseSettings):
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf.")
     spark_driver_memory: str = "2g"
     secrets_dir: Path | None = Field(
-        default=None, description="Folder of secret files, one per reference; default <home>/secrets."
+        default=None,
+        description="Folder of secret files, one per reference; default <home>/secrets.",
     )
     storage_engine: str = Field(
         default="auto", description="'auto', 'delta-spark' or 'delta-rs' for Delta writes."
@@ -86,15 +95,18 @@ class Settings(BaseSettings):
                 if value is None
             ]
             if missing:
-                raise ValueError(
-                    "production refuses embedded defaults; set " + ", ".join(missing)
-                )
+                raise ValueError("production refuses embedded defaults; set " + ", ".join(missing))
         return self
 
     @property
     def lake(self) -> Path:
         """The Delta lake root."""
         return self.lake_root if self.lake_root is not None else self.home / "lake"
+
+    @property
+    def landing(self) -> Path:
+        """The landing zone that relative source paths of dataset policies resolve against."""
+        return self.landing_root if self.landing_root is not None else self.home / "landing"
 
     @property
     def database(self) -> str:

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.errors import RequirementMissing
@@ -46,8 +47,9 @@ _BASE_CONF = {
 def java_version() -> int:
     """The major version of the Java runtime Spark would use; RequirementMissing when absent."""
     java_home = os.environ.get("JAVA_HOME")
-    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
-    if not java or not os.path.exists(java):
+    found = Path(java_home, "bin", "java") if java_home else shutil.which("java")
+    java = str(found) if found else None
+    if not java or not Path(java).exists():
         raise RequirementMissing(f"no Java runtime found. {_INSTALL_HINT}")
     try:
         result = subprocess.run(
@@ -71,7 +73,9 @@ def require_java() -> None:
         raise RequirementMissing(f"found Java {major}. {_INSTALL_HINT}")
 
 
-def create_spark_session(settings: Settings, app_name: str = "data-governance-gateway") -> SparkSession:
+def create_spark_session(
+    settings: Settings, app_name: str = "data-governance-gateway"
+) -> SparkSession:
     """Start (or reuse) the SparkSession that settings describe."""
     require_java()
     from pyspark.sql import SparkSession
@@ -97,7 +101,7 @@ def create_spark_session(settings: Settings, app_name: str = "data-governance-ga
 def delta_spark_available(session: SparkSession) -> bool:
     """True when Delta's JVM connector (delta-spark) is on this session's classpath."""
     try:
-        jvm = session._jvm  # noqa: SLF001 - the only way to probe the JVM classpath
+        jvm = session._jvm
         if jvm is None:
             return False
         jvm.java.lang.Class.forName(DELTA_SPARK_CLASS)

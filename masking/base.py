@@ -60,6 +60,11 @@ class MaskContext:
             ) from None
 
 
+# `Strategy.Params` (the class attribute) shadows `Params` inside the class body, so the
+# method annotations there use this alias.
+_AnyParams = Params
+
+
 class Strategy(ABC):
     """One masking strategy: a name, a frozen `Params` model, and an expression builder."""
 
@@ -69,25 +74,27 @@ class Strategy(ABC):
     description: ClassVar[str]
     uses_python_udf: ClassVar[bool] = False
 
-    def parse(self, raw: Mapping[str, Any] | None) -> Params:
+    def parse(self, raw: Mapping[str, Any] | None) -> _AnyParams:
         """Validate raw policy parameters into this strategy's `Params` (pydantic errors raise)."""
         return self.Params.model_validate(dict(raw or {}))
 
-    def output_type(self, data_type: DataType, params: Params) -> DataType:
+    def output_type(self, data_type: DataType, params: _AnyParams) -> DataType:
         """The column's type after masking; most strategies keep the input type."""
         return data_type
 
-    def key_references(self, params: Params) -> frozenset[str]:
+    def key_references(self, params: _AnyParams) -> frozenset[str]:
         """Secret references this strategy needs at run time (none by default)."""
         return frozenset()
 
-    def check(self, data_type: DataType, params: Params) -> str | None:
+    def check(self, data_type: DataType, params: _AnyParams) -> str | None:
         """A message when the parameters do not suit the column type, else None."""
         if data_type not in self.accepts:
             allowed = ", ".join(sorted(self.accepts))
-            return f"strategy {self.name!r} does not apply to {data_type} columns (accepts {allowed})"
+            return (
+                f"strategy {self.name!r} does not apply to {data_type} columns (accepts {allowed})"
+            )
         return None
 
     @abstractmethod
-    def expression(self, column: Column, params: Params, ctx: MaskContext) -> Column:
+    def expression(self, column: Column, params: _AnyParams, ctx: MaskContext) -> Column:
         """The Spark Column that replaces `column`; nulls in stay nulls unless stated."""

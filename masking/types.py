@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["DataType", "NUMERIC_TYPES", "TEMPORAL_TYPES"]
+__all__ = ["NUMERIC_TYPES", "TEMPORAL_TYPES", "DataType"]
 
 
 class DataType(StrEnum):

@@ -14,6 +14,12 @@ EXAMPLE_POLICIES = REPO / "examples" / "policies"
 
 
 @pytest.fixture(scope="session")
+def example_policies() -> Path:
+    """The folder of example policy files shipped in examples/policies."""
+    return EXAMPLE_POLICIES
+
+
+@pytest.fixture(scope="session")
 def spark_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home folder for the session's Spark warehouse and Derby files."""
     return tmp_path_factory.mktemp("spark-home")
