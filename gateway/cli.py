@@ -181,6 +181,129 @@ def examples_generate(
         )
 
 
+@app.command("ingest")
+def ingest(
+    dataset: Annotated[str, typer.Argument(help="Dataset name (from its policy file).")],
+    purpose: Annotated[str, typer.Option("--purpose", help="The purpose to govern the data for.")],
+    source: Annotated[
+        str | None, typer.Option(help="Source path or URI (default: the policy's).")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="'append', 'overwrite' or 'merge' (by key).")
+    ] = "append",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would happen; write nothing.")
+    ] = False,
+    principal: Annotated[
+        str | None, typer.Option(help="Who runs the job (recorded in commits).")
+    ] = None,
+    sample: Annotated[int, typer.Option(min=1, help="Rows sampled by --dry-run.")] = 1000,
+    policies_paths: PolicyPaths = None,
+) -> None:
+    """Govern DATASET for a purpose: validate, quarantine, protect, write Delta."""
+    import getpass
+
+    from gateway.ingest.job import IngestRequest, run_ingest
+    from gateway.policy.loader import load_policy_set
+    from gateway.settings import load_settings
+    from gateway.spark import create_spark_session
+    from gateway.storage import open_store
+
+    if mode not in ("append", "overwrite", "merge"):
+        raise ValidationFailed(f"--mode must be 'append', 'overwrite' or 'merge', not {mode!r}")
+    console = _console()
+    settings = load_settings()
+    policies = load_policy_set(_policy_paths(policies_paths))
+    policies.dataset(dataset)
+    console.print(f"policy {policies.short_version}: starting Spark ({settings.spark_master})")
+    spark = create_spark_session(settings, app_name=f"gateway-ingest-{dataset}")
+    store = open_store(spark, settings)
+    if dry_run:
+        from gateway.ingest.dryrun import dry_run as run_dry
+
+        _print_dry_run(
+            console,
+            run_dry(
+                spark,
+                settings,
+                policies,
+                dataset,
+                purpose,
+                store=store,
+                source=source,
+                sample_rows=sample,
+            ),
+        )
+        return
+    request = IngestRequest(dataset, purpose, source, mode, principal or getpass.getuser())  # type: ignore[arg-type]
+    result = run_ingest(
+        spark,
+        settings,
+        policies,
+        request,
+        store=store,
+        progress=lambda stage: console.print(f"  {stage} ..."),
+    )
+    _print_ingest(console, result)
+
+
+def _print_ingest(console, result) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    if result.skipped:
+        console.print(
+            f"[yellow]already ingested[/yellow]: this input and policy version were written "
+            f"before; nothing added (job {result.job_id})"
+        )
+    table = Table(title=f"ingest {result.dataset} for {result.purpose} (engine {result.engine})")
+    for header in ("output", "path", "Delta version", "rows"):
+        table.add_column(header)
+    for name, out in result.outputs.items():
+        table.add_row(
+            name, out.path, "unchanged" if out.skipped else str(out.version), f"{out.rows:,}"
+        )
+    console.print(table)
+    console.print(
+        f"rows read {result.rows_read:,}; quarantined {result.rows_quarantined:,}; "
+        f"filtered by purpose {result.rows_filtered:,}; written {result.rows_written:,}"
+    )
+    if result.k_anonymity is not None:
+        k = result.k_anonymity
+        console.print(
+            f"k-anonymity: k required {k.k}, achieved {k.k_achieved}"
+            + (f", l achieved {k.l_achieved}" if k.l_achieved is not None else "")
+            + f"; {k.cells_suppressed:,} quasi-identifier cells suppressed"
+        )
+    console.print("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
+
+
+def _print_dry_run(console, report) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    table = Table(
+        title=f"dry run: {report.dataset} for {report.purpose} on {report.sample_rows:,} "
+        "sampled rows (nothing written; examples are generated canaries)"
+    )
+    for header in ("column", "protection", "cells changed", "example before", "example after"):
+        table.add_column(header)
+    for col in report.columns:
+        table.add_row(
+            col.column,
+            col.protection,
+            f"{col.cells_changed:,}",
+            col.example_before,
+            col.example_after,
+        )
+    for name, kind in report.not_in_governed_table.items():
+        table.add_row(name, kind, "all", "", "(not in the governed table)")
+    console.print(table)
+    console.print(
+        f"rows quarantined {report.rows_quarantined:,}; "
+        f"filtered by purpose {report.rows_filtered:,}"
+        + (f"; k achieved {report.k_achieved}" if report.k_achieved is not None else "")
+    )
+
+
 def _fail(exc: BaseException, code: int) -> NoReturn:
     console = _console(stderr=True)
     if isinstance(exc, PolicyError):

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of secret files, one per reference; default <home>/secrets.",
     )
+    lineage: str = Field(
+        default="file", description="OpenLineage transport: 'file' (<home>/lineage) or 'console'."
+    )
     storage_engine: str = Field(
         default="auto", description="'auto', 'delta-spark' or 'delta-rs' for Delta writes."
     )
@@ -73,6 +76,13 @@ class Settings(BaseSettings):
     def _known_engine(cls, value: str) -> str:
         if value not in {"auto", "delta-spark", "delta-rs"}:
             raise ValueError("must be 'auto', 'delta-spark' or 'delta-rs'")
+        return value
+
+    @field_validator("lineage")
+    @classmethod
+    def _known_lineage(cls, value: str) -> str:
+        if value not in {"file", "console"}:
+            raise ValueError("must be 'file' or 'console'")
         return value
 
     @field_validator("online_store")

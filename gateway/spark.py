@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +85,10 @@ def create_spark_session(
     conf = dict(_BASE_CONF)
     conf["spark.driver.memory"] = settings.spark_driver_memory
     if settings.spark_master.startswith("local"):
+        # Python workers must run this interpreter (Arrow UDFs need its pandas and pyarrow).
+        conf["spark.pyspark.python"] = sys.executable
+        conf["spark.pyspark.driver.python"] = sys.executable
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         conf.setdefault("spark.sql.shuffle.partitions", "8")
         conf["spark.sql.warehouse.dir"] = str((settings.home / "spark-warehouse").resolve())
         conf["spark.driver.extraJavaOptions"] += (

@@ -136,6 +136,8 @@ def _column_ref(
 
 def _keys(ds: DatasetPolicy) -> Iterator[Finding]:
     yield from _column_ref(ds, ("entity",), ds.entity)
+    for i, column in enumerate(ds.primary_key or ()):
+        yield from _column_ref(ds, ("primary_key", i), column)
     if ds.event_time is not None:
         yield from _column_ref(ds, ("event_time",), ds.event_time)
         spec = ds.columns.get(ds.event_time)

@@ -38,7 +38,7 @@ def _coerce_protection(value: Any) -> Any:
 ProtectionField = Annotated[
     Protection,
     BeforeValidator(_coerce_protection),
-    WithJsonSchema({"$ref": "#/$defs/ProtectionSpec"}),
+    WithJsonSchema({"x-protection": True}),
 ]
 Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 
@@ -110,7 +110,7 @@ class ColumnSpec(Frozen):
     protect: Annotated[
         Protection | None,
         BeforeValidator(_coerce_protection),
-        WithJsonSchema({"$ref": "#/$defs/ProtectionSpec"}),
+        WithJsonSchema({"x-protection": True}),
     ] = None
     purposes: dict[str, ColumnOverride] = Field(default_factory=dict)
     dp: DpColumn | None = None
@@ -227,6 +227,7 @@ class DatasetPolicy(Frozen):
     owner: str | None = None
     source: Source
     entity: str
+    primary_key: tuple[str, ...] | None = Field(default=None, min_length=1)
     event_time: str | None = None
     privacy_unit: PrivacyUnit | None = None
     quasi_identifiers: QuasiIdentifiers | None = None
@@ -238,6 +239,11 @@ class DatasetPolicy(Frozen):
     features: dict[Identifier, FeatureSet] = Field(default_factory=dict)
     synthetic: SyntheticRules | None = None
     he: HeSettings = HeSettings()
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The columns that identify a row (merge key): `primary_key`, else the entity key."""
+        return self.primary_key if self.primary_key is not None else (self.entity,)
 
     def allows(self, purpose: str) -> bool:
         """True when a purpose of this dataset covers `purpose`."""

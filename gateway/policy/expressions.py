@@ -521,11 +521,7 @@ def _scan(tokens: list[Token], text: str) -> None:
             raise ExpressionError(
                 f"function calls are not allowed: {_shown(str(token) + '(')}", offset, text
             )
-        if (
-            token == "="
-            and following == "="
-            and following.start_pos == token.end_pos
-        ):
+        if token == "=" and following == "=" and following.start_pos == token.end_pos:
             raise ExpressionError("use '=' instead of '=='", offset, text)
 
 
@@ -651,9 +647,7 @@ class _Checker:
         if isinstance(node, ColumnRef):
             column, data_type = self._resolve(node)
             if data_type is not DataType.BOOLEAN:
-                message = (
-                    f"{self._describe(column)} is not a condition; compare it with a value"
-                )
+                message = f"{self._describe(column)} is not a condition; compare it with a value"
                 raise self._error(message, node)
             return column
         if node.type is not DataType.BOOLEAN:

@@ -63,9 +63,23 @@ def policy_json_schema(kind: str = "any") -> dict[str, Any]:
         chosen = {
             "anyOf": [{"$ref": "#/$defs/OrganisationPolicy"}, {"$ref": "#/$defs/DatasetPolicy"}]
         }
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Data-governance gateway policy file",
-        **chosen,
-        "$defs": defs,
-    }
+    linked: dict[str, Any] = _link_protections(
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "Data-governance gateway policy file",
+            **chosen,
+            "$defs": defs,
+        }
+    )
+    return linked
+
+
+def _link_protections(node: Any) -> Any:
+    """Replace the models' protection placeholders with a reference to ProtectionSpec."""
+    if isinstance(node, dict):
+        if node.get("x-protection") is True:
+            return {"$ref": "#/$defs/ProtectionSpec"}
+        return {key: _link_protections(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_link_protections(item) for item in node]
+    return node

@@ -93,7 +93,12 @@ ACCEPTED = [
     ("age <> 30", "age != 30"),  # <> is spelled !=
     ("18 <= age", "18 <= age"),  # literal on the left keeps its place
     ("birth_date >= '2000-01-01'", "birth_date >= DATE '2000-01-01'"),  # text becomes a date
-    ("created_at < TIMESTAMP '2024-06-01 12:30:00'", "created_at < TIMESTAMP '2024-06-01 12:30:00'"),
+    # a timestamp literal
+    (
+        "created_at < TIMESTAMP '2024-06-01 12:30:00'",
+        "created_at < TIMESTAMP '2024-06-01 12:30:00'",
+    ),
+    # text with a fraction of a second becomes a timestamp
     ("created_at < '2024-06-01 12:30:00.5'", "created_at < TIMESTAMP '2024-06-01 12:30:00.500000'"),
     ("score BETWEEN 0.5 AND 10", "score BETWEEN 0.5 AND 10"),  # mixed numeric bounds
     ("age not between 18 and 65", "age NOT BETWEEN 18 AND 65"),  # negated range
@@ -103,6 +108,7 @@ ACCEPTED = [
     ("country NOT IN ('DE')", "country NOT IN ('DE')"),  # negated one-value list
     ("age IN (1, 2.5)", "age IN (1, 2.5)"),  # numbers of both kinds fit an integer column
     ("age = 1 OR age = 2 AND country = 'DE'", "age = 1 OR age = 2 AND country = 'DE'"),  # AND first
+    # parentheses that change the meaning are kept
     ("(age = 1 OR age = 2) AND country = 'DE'", "(age = 1 OR age = 2) AND country = 'DE'"),
     ("age = 1 AND (age = 2 AND age = 3)", "age = 1 AND (age = 2 AND age = 3)"),  # grouping kept
     ("NOT (age = 1 OR age = 2)", "NOT (age = 1 OR age = 2)"),  # NOT over a group
@@ -134,7 +140,9 @@ def test_when_valid_text_is_parsed_then_it_renders_canonically_and_round_trips(
 
 
 def test_when_a_condition_is_parsed_then_it_lists_its_columns() -> None:
-    condition = parse_condition("age > 1 AND (`home.city` IS NULL OR amount BETWEEN age AND 3)", SCHEMA)
+    condition = parse_condition(
+        "age > 1 AND (`home.city` IS NULL OR amount BETWEEN age AND 3)", SCHEMA
+    )
     assert condition.columns == frozenset({"age", "home.city", "amount"})
 
 
@@ -159,30 +167,57 @@ REJECTED = [
     ("contry = 'DE'", "unknown column 'contry' (did you mean 'country'?)", 0),  # typo
     ("salary > 1", "unknown column 'salary'", 0),  # unknown, nothing close
     ("birth_date = 5", "cannot compare date column 'birth_date' with a number", 13),  # types
-    ("country > 3", "cannot compare string column 'country' with a number", 10),
-    ("age = 'ten'", "cannot compare integer column 'age' with a string", 6),
+    ("country > 3", "cannot compare string column 'country' with a number", 10),  # text vs number
+    ("age = 'ten'", "cannot compare integer column 'age' with a string", 6),  # number vs text
+    # two columns of different families
     ("age = birth_date", "cannot compare integer column 'age' with date column 'birth_date'", 6),
-    ("created_at > DATE '2024-01-01'", "cannot compare timestamp column 'created_at' with a date", 13),
+    # a date is not a timestamp
+    (
+        "created_at > DATE '2024-01-01'",
+        "cannot compare timestamp column 'created_at' with a date",
+        13,
+    ),
     ("age IN (1, 'x')", "cannot compare integer column 'age' with a string", 11),  # IN value type
-    ("consent_marketing < TRUE",
-     "boolean column 'consent_marketing' can only be compared with = or !=", 0),  # fmt: skip
-    ("consent_marketing BETWEEN FALSE AND TRUE",
-     "BETWEEN does not apply to boolean column 'consent_marketing'", 0),  # fmt: skip
+    # booleans are not ordered
+    (
+        "consent_marketing < TRUE",
+        "boolean column 'consent_marketing' can only be compared with = or !=",
+        0,
+    ),
+    # nor ranged
+    (
+        "consent_marketing BETWEEN FALSE AND TRUE",
+        "BETWEEN does not apply to boolean column 'consent_marketing'",
+        0,
+    ),
     ("country = NULL", "use 'IS NULL' instead of '= NULL'", 10),  # = NULL
     ("country <> NULL", "use 'IS NOT NULL' instead of '!= NULL'", 11),  # <> NULL
+    # ordering against NULL
     ("age > NULL", "cannot compare with NULL using '>'; use IS NULL or IS NOT NULL", 6),
-    ("age IN (1, NULL)", "NULL is not allowed in an IN list; use IS NULL", 11),
+    ("age IN (1, NULL)", "NULL is not allowed in an IN list; use IS NULL", 11),  # NULL in IN
+    # a column inside an IN list
     ("age IN (amount)", "IN lists may only contain literal values, not column 'amount'", 8),
     ("country = 'DE", "unterminated string literal", 10),  # unterminated string
     ("`home.city = 'x'", "unterminated quoted column name", 0),  # unterminated backquote
+    # a DATE literal for a day that does not exist
     ("birth_date > DATE '2024-02-30'", "invalid date '2024-02-30' (expected 'YYYY-MM-DD')", 13),
+    # date text in another format
     ("birth_date > '01/02/2024'", "invalid date '01/02/2024' (expected 'YYYY-MM-DD')", 13),
-    ("created_at > '2024-01-01'",
-     "invalid timestamp '2024-01-01' (expected 'YYYY-MM-DD HH:MM:SS')", 13),  # fmt: skip
-    (_DEEP_NOT,
-     "expression is nested too deeply (more than 50 levels of parentheses or NOT)", 200),
-    (_DEEP_PARENS,
-     "expression is nested too deeply (more than 50 levels of parentheses or NOT)", 50),
+    # a timestamp needs the time of day
+    (
+        "created_at > '2024-01-01'",
+        "invalid timestamp '2024-01-01' (expected 'YYYY-MM-DD HH:MM:SS')",
+        13,
+    ),
+    # 51 NOTs
+    (_DEEP_NOT, "expression is nested too deeply (more than 50 levels of parentheses or NOT)", 200),
+    # 51 parentheses
+    (
+        _DEEP_PARENS,
+        "expression is nested too deeply (more than 50 levels of parentheses or NOT)",
+        50,
+    ),
+    # longer than the limit
     (_TOO_LONG, "expression is too long (4,407 characters; the limit is 4,000)", MAX_LENGTH),
     (_LONG_IN, "IN list has too many values (more than 1,000)", 3008),  # IN list too big
     ("", "expression is empty", 0),  # empty string
@@ -200,14 +235,20 @@ REJECTED = [
     ("age = 1 /* adults */", "comments are not allowed: '/*'", 8),  # block comment
     ("1 = 1", "comparison does not reference any column", 0),  # two literals
     ("TRUE", "condition does not reference any column", 0),  # no column at all
+    # a bare non-boolean column
     ("country", "string column 'country' is not a condition; compare it with a value", 0),
     ("42", "a number is not a condition", 0),  # a non-boolean literal
+    # an empty range
     ("age BETWEEN 65 AND 18", "BETWEEN bounds are in the wrong order: 65 is greater than 18", 12),
     ("country LIKE 'D%'", "'LIKE' is not supported", 8),  # unsupported SQL keyword
     ("age == 18", "use '=' instead of '=='", 4),  # == instead of =
-    ('"country" = 1',
-     "double quotes are not allowed: use single quotes for text and backquotes for column names",
-     0),  # fmt: skip
+    # double quotes (SQL identifiers or JSON habits)
+    (
+        '"country" = 1',
+        "double quotes are not allowed: use single quotes for text and backquotes for column names",
+        0,
+    ),
+    # an integer beyond 64 bits
     ("age = 99999999999999999999", "number out of range: '99999999999999999999'", 6),
     ("age = 1\x00", "unexpected character U+0000", 7),  # control character
 ]
@@ -299,28 +340,36 @@ def _hand_written() -> list[tuple[str, Callable[[], Any]]]:
     c = F.col
     return [
         # (expression, the equivalent filter written by hand)
-        ("country = 'DE'", lambda: c("country") == "DE"),
-        ("country != 'DE'", lambda: c("country") != "DE"),
-        ("age >= 18", lambda: c("age") >= 18),
+        ("country = 'DE'", lambda: c("country") == "DE"),  # string equality
+        ("country != 'DE'", lambda: c("country") != "DE"),  # NULL rows drop out
+        ("age >= 18", lambda: c("age") >= 18),  # integer ordering
         ("age > 17.5", lambda: c("age") > 17.5),  # integer column, decimal literal
-        ("consent_marketing", lambda: c("consent_marketing")),
-        ("NOT consent_marketing", lambda: ~c("consent_marketing")),
-        ("country IN ('DE', 'FR')", lambda: c("country").isin("DE", "FR")),
-        ("country NOT IN ('DE', 'FR')", lambda: ~c("country").isin("DE", "FR")),
-        ("age IS NULL", lambda: c("age").isNull()),
-        ("score IS NOT NULL", lambda: c("score").isNotNull()),
-        ("age BETWEEN 18 AND 45", lambda: c("age").between(18, 45)),
-        ("age NOT BETWEEN 18 AND 45", lambda: ~c("age").between(18, 45)),
+        ("consent_marketing", lambda: c("consent_marketing")),  # bare boolean column
+        ("NOT consent_marketing", lambda: ~c("consent_marketing")),  # NOT NULL stays NULL
+        ("country IN ('DE', 'FR')", lambda: c("country").isin("DE", "FR")),  # IN list
+        ("country NOT IN ('DE', 'FR')", lambda: ~c("country").isin("DE", "FR")),  # NOT IN
+        ("age IS NULL", lambda: c("age").isNull()),  # null test
+        ("score IS NOT NULL", lambda: c("score").isNotNull()),  # NaN is not NULL
+        ("age BETWEEN 18 AND 45", lambda: c("age").between(18, 45)),  # inclusive range
+        ("age NOT BETWEEN 18 AND 45", lambda: ~c("age").between(18, 45)),  # outside the range
+        # date text becomes a date literal
         ("birth_date < '1990-01-01'", lambda: c("birth_date") < F.lit(dt.date(1990, 1, 1))),
-        ("created_at >= TIMESTAMP '2024-01-01 00:00:00'",
-         lambda: c("created_at") >= F.lit(dt.datetime(2024, 1, 1, tzinfo=UTC))),  # fmt: skip
-        ("consent_marketing OR age < 30 AND country = 'DE'",
-         lambda: c("consent_marketing") | ((c("age") < 30) & (c("country") == "DE"))),  # fmt: skip
-        ("NOT (age > 30 OR country IS NULL)",
-         lambda: ~((c("age") > 30) | c("country").isNull())),  # fmt: skip
+        # a timestamp literal means UTC, the session time zone
+        (
+            "created_at >= TIMESTAMP '2024-01-01 00:00:00'",
+            lambda: c("created_at") >= F.lit(dt.datetime(2024, 1, 1, tzinfo=UTC)),
+        ),
+        # AND binds tighter than OR
+        (
+            "consent_marketing OR age < 30 AND country = 'DE'",
+            lambda: c("consent_marketing") | ((c("age") < 30) & (c("country") == "DE")),
+        ),
+        # NOT over a group
+        ("NOT (age > 30 OR country IS NULL)", lambda: ~((c("age") > 30) | c("country").isNull())),
         ("`home.city` = 'Berlin'", lambda: c("`home.city`") == "Berlin"),  # dotted name
         ("score > 5", lambda: c("score") > 5),  # NaN counts as greater
         ("amount < age", lambda: c("amount") < c("age")),  # two columns
+        # a keyword as a column name
         ("`date` = DATE '2024-01-01'", lambda: c("date") == F.lit(dt.date(2024, 1, 1))),
         ("amount > 2147483648", lambda: c("amount") > 2147483648),  # a long literal
     ]
@@ -451,7 +500,9 @@ def _predicates(draw: st.DrawFn) -> Expr:
     return Between(column, low, high, draw(st.booleans()))
 
 
-_BOOLEAN_LITERALS = st.sampled_from([Literal(True, DataType.BOOLEAN), Literal(False, DataType.BOOLEAN)])
+_BOOLEAN_LITERALS = st.sampled_from(
+    [Literal(True, DataType.BOOLEAN), Literal(False, DataType.BOOLEAN)]
+)
 _CONDITIONS: st.SearchStrategy[Expr] = st.recursive(
     st.one_of(_predicates(), _predicates(), _predicates(), _BOOLEAN_LITERALS),
     lambda inner: st.one_of(
