@@ -304,6 +304,17 @@ def _print_dry_run(console, report) -> None:  # type: ignore[no-untyped-def]
     )
 
 
+@app.command("demo")
+def demo(
+    rows: Annotated[int, typer.Option(min=100, help="Customers to generate.")] = 5000,
+) -> None:
+    """Run the end-to-end demo on embedded defaults (local Spark, Delta on disk, SQLite)."""
+    from gateway.demo import run_demo
+    from gateway.settings import load_settings
+
+    run_demo(load_settings(), _console(), rows=rows)
+
+
 def _fail(exc: BaseException, code: int) -> NoReturn:
     console = _console(stderr=True)
     if isinstance(exc, PolicyError):

@@ -227,6 +227,16 @@ class DeltaStore:
             raise StorageError(f"no Delta table at {path}")
         return root
 
+    def transaction_done(self, path: str | Path, txn: tuple[str, int]) -> bool:
+        """True when the table records app transaction `txn[0]` at version >= `txn[1]`."""
+        _check_txn(txn)
+        if not self.exists(path):
+            return False
+        from deltalake import DeltaTable
+
+        with self._translate(path, "read"):
+            return _txn_done(DeltaTable(_uri(path)), txn)
+
     def exists(self, path: str | Path) -> bool:
         """True when a Delta table is at `path`."""
         root = _local(path)
