@@ -19,7 +19,7 @@ from masking.types import DataType
 if TYPE_CHECKING:
     from pyspark.sql import Column
 
-__all__ = ["KeyMaterial", "MaskContext", "MaskingError", "Params", "Strategy"]
+__all__ = ["KeyMaterial", "MaskContext", "MaskingError", "Params", "SecretColumns", "Strategy"]
 
 
 class MaskingError(ValueError):
@@ -40,6 +40,40 @@ class KeyMaterial:
     secret: bytes = field(repr=False)
 
 
+class SecretColumns:
+    """Key-derived bytes as columns of a one-row frame, so Spark plans show names, not keys.
+
+    A Column built from `F.lit(key_bytes)` prints the key in every plan (`explain()`, the
+    Spark UI, error messages). With a sink, strategies reference `F.col("__secret_N")`
+    instead; the job cross-joins the one-row `frame()` (broadcast) before its projection.
+    """
+
+    PREFIX = "__secret_"
+
+    def __init__(self) -> None:
+        self._names: dict[bytes, str] = {}
+
+    def column(self, value: bytes) -> Column:
+        """A Column holding `value`, registered under a generated name."""
+        from pyspark.sql import functions as F
+
+        name = self._names.setdefault(bytes(value), f"{self.PREFIX}{len(self._names)}")
+        return F.col(name)
+
+    @property
+    def names(self) -> list[str]:
+        """The generated column names, in registration order."""
+        return list(self._names.values())
+
+    def frame(self, spark: Any) -> Any:
+        """A one-row DataFrame with every registered value as a binary column."""
+        from pyspark.sql.types import BinaryType, StructField, StructType
+
+        fields = [StructField(name, BinaryType(), False) for name in self._names.values()]
+        schema = StructType(fields)
+        return spark.createDataFrame([tuple(bytearray(v) for v in self._names)], schema)
+
+
 @dataclass(frozen=True)
 class MaskContext:
     """What a strategy may know about the column it masks, supplied by the ingest job."""
@@ -49,6 +83,15 @@ class MaskContext:
     keys: Mapping[str, KeyMaterial] = field(default_factory=dict)
     entity_column: str | None = None
     seed: int = 0
+    secret_columns: SecretColumns | None = None
+
+    def secret_literal(self, value: bytes) -> Column:
+        """`value` as a Column: a named column of the job's secret frame when there is one."""
+        if self.secret_columns is not None:
+            return self.secret_columns.column(value)
+        from pyspark.sql import functions as F
+
+        return F.lit(value)
 
     def key(self, reference: str) -> KeyMaterial:
         """The key material for a secret reference, or a MaskingError naming it."""

@@ -15,6 +15,7 @@ from gateway.ingest.protect import (
     ProtectionPlan,
     governed_columns,
     plan_protection,
+    protect_frame,
     row_filter_column,
 )
 from gateway.ingest.source import read_source, resolve_source
@@ -23,6 +24,7 @@ from gateway.policy.loader import PolicySet
 from gateway.policy.protection import ProtectionKind
 from gateway.secrets import SecretStore
 from gateway.settings import Settings
+from masking.base import SecretColumns
 from masking.types import DataType
 
 if TYPE_CHECKING:
@@ -125,8 +127,10 @@ def dry_run(
         good = sample.filter(F.size(F.col(REASONS)) == 0).drop(REASONS)
         row_filter = row_filter_column(ds, plan)
         kept = good.filter(row_filter) if row_filter is not None else good
-        protected = governed_columns(ds, plan, keys, seed=0)
-        pairs = kept.select(
+        secrets = SecretColumns()
+        protected = governed_columns(ds, plan, keys, 0, secrets)
+        base = kept.crossJoin(F.broadcast(secrets.frame(spark))) if secrets.names else kept
+        pairs = base.select(
             *[
                 F.col(f"`{c.column}`").cast("string").alias(f"raw_{i}")
                 for i, c in enumerate(plan.columns)
@@ -147,7 +151,9 @@ def dry_run(
             pairs.agg(F.count(F.lit(1)).alias("_kept"), *changed).first() if plan.columns else None
         )
         assert stats is not None
-        k_achieved = _k(ds, kept.select(*protected)) if ds.quasi_identifiers else None
+        k_achieved = (
+            _k(ds, protect_frame(kept, ds, plan, keys, 0)) if ds.quasi_identifiers else None
+        )
         canaries = _canary_examples(spark, policies, plan, keys)
         previews = tuple(
             ColumnPreview(
@@ -196,8 +202,6 @@ def _canary_examples(
     """Before/after pairs computed on one generated canary row (no real value is shown)."""
     from pyspark.sql.types import StructField, StructType
 
-    from gateway.ingest.protect import governed_columns as build
-
     ds = policies.dataset(plan.dataset)
     fields, row = [], []
     for name, spec in ds.columns.items():
@@ -208,7 +212,7 @@ def _canary_examples(
         fields.append(StructField(name, _spark_type(spec.type), True))
         row.append(_canary(name, spec.type, strategy, spec.allowed))
     frame = spark.createDataFrame([tuple(row)], StructType(fields))
-    after = frame.select(*build(ds, plan, keys, seed=0)).first()
+    after = protect_frame(frame, ds, plan, keys, 0).first()
     assert after is not None
     before = dict(zip([f.name for f in fields], row, strict=True))
     return {

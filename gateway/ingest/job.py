@@ -24,8 +24,8 @@ from gateway.errors import GatewayError, IngestError
 from gateway.ingest.lineage import emit_run_event
 from gateway.ingest.protect import (
     ProtectionPlan,
-    governed_columns,
     plan_protection,
+    protect_frame,
     row_filter_column,
 )
 from gateway.ingest.source import RawSource, read_source, resolve_source
@@ -264,7 +264,7 @@ def run_ingest(
             good = validated.filter(good_row).drop(REASONS)
             seed = _perturbation_seed(secrets, plan, source)
             governed = good.filter(kept_row) if row_filter is not None else good
-            governed = governed.select(*governed_columns(ds, plan, keys, seed))
+            governed = protect_frame(governed, ds, plan, keys, seed)
             k_report = None
             qi = ds.quasi_identifiers
             present = [c for c in (qi.columns if qi else ()) if c in governed.columns]

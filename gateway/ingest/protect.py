@@ -17,11 +17,11 @@ from gateway.errors import IngestError
 from gateway.policy.dataset import CellRule, DatasetPolicy
 from gateway.policy.loader import PolicySet
 from gateway.policy.protection import Protection, ProtectionKind, strictness
-from masking.base import KeyMaterial, MaskContext
+from masking.base import KeyMaterial, MaskContext, SecretColumns
 from masking.types import DataType
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column
+    from pyspark.sql import Column, DataFrame
 
 __all__ = [
     "ColumnPlan",
@@ -203,10 +203,37 @@ def row_filter_column(ds: DatasetPolicy, plan: ProtectionPlan) -> Column | None:
     return combined
 
 
+def protect_frame(
+    frame: DataFrame,
+    ds: DatasetPolicy,
+    plan: ProtectionPlan,
+    keys: Mapping[str, KeyMaterial],
+    seed: int,
+) -> DataFrame:
+    """`frame` (typed, declared columns) projected to the governed columns in one `select()`.
+
+    Key-derived bytes reach the plan only as columns of a broadcast one-row frame, so no
+    printed plan (errors, `explain()`, the Spark UI) carries key material.
+    """
+    from pyspark.sql import functions as F
+
+    secrets = SecretColumns()
+    columns = governed_columns(ds, plan, keys, seed, secrets)
+    if secrets.names:
+        frame = frame.crossJoin(F.broadcast(secrets.frame(frame.sparkSession)))
+    return frame.select(*columns)
+
+
 def governed_columns(
-    ds: DatasetPolicy, plan: ProtectionPlan, keys: Mapping[str, KeyMaterial], seed: int
+    ds: DatasetPolicy,
+    plan: ProtectionPlan,
+    keys: Mapping[str, KeyMaterial],
+    seed: int,
+    secrets: SecretColumns | None = None,
 ) -> list[Column]:
-    """One Spark Column per governed column, aliased to its name, for a single `select()`."""
+    """One Spark Column per governed column, aliased to its name, for a single `select()`.
+
+    With `secrets`, key-derived bytes are referenced as its columns (see `protect_frame`)."""
     from pyspark.sql import functions as F
 
     from gateway.policy.expr_spark import to_spark_column
@@ -221,6 +248,7 @@ def governed_columns(
             keys=keys,
             entity_column=ds.entity,
             seed=seed,
+            secret_columns=secrets,
         )
         source = F.col(f"`{col.column}`")
         expression = _protected(source, col.protection, ctx)

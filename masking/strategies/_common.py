@@ -131,10 +131,11 @@ def canonical_bytes(column: Column) -> Column:
     return column.cast("string").cast("binary")
 
 
-def hmac_sha256_hex(message: Column, key: bytes) -> Column:
+def hmac_sha256_hex(message: Column, key: bytes, ctx: MaskContext | None = None) -> Column:
     """HMAC-SHA256 of a binary column as lower-case hex, built from Spark's `sha2` and `unhex`.
 
-    Byte-identical to ``hmac.new(key, message, hashlib.sha256).hexdigest()``.
+    Byte-identical to ``hmac.new(key, message, hashlib.sha256).hexdigest()``. With a `ctx`
+    whose job collects secret columns, the key pads are referenced by name, not as literals.
     """
     from pyspark.sql import functions as F
 
@@ -143,8 +144,11 @@ def hmac_sha256_hex(message: Column, key: bytes) -> Column:
     padded = key.ljust(64, b"\x00")
     inner_key = bytes(b ^ 0x36 for b in padded)
     outer_key = bytes(b ^ 0x5C for b in padded)
-    inner = F.unhex(F.sha2(F.concat(F.lit(inner_key), message), 256))
-    return F.sha2(F.concat(F.lit(outer_key), inner), 256)
+    def literal(value: bytes) -> Column:
+        return ctx.secret_literal(value) if ctx is not None else F.lit(value)
+
+    inner = F.unhex(F.sha2(F.concat(literal(inner_key), message), 256))
+    return F.sha2(F.concat(literal(outer_key), inner), 256)
 
 
 def java_replacement_literal(text: str) -> str:

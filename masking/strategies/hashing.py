@@ -68,7 +68,7 @@ class HashStrategy(Strategy):
 
         p = expect(params, HashParams)
         salt = require_secret(ctx, p.salt).secret
-        prefix = F.lit(hash_prefix(salt, ctx.column))
+        prefix = ctx.secret_literal(hash_prefix(salt, ctx.column))
         return F.sha2(F.concat(prefix, canonical_bytes(column)), 256)
 
 
@@ -109,5 +109,5 @@ class TokenizeStrategy(Strategy):
 
         p = expect(params, TokenizeParams)
         key = require_secret(ctx, p.key)
-        digest = hmac_sha256_hex(canonical_bytes(column), key.secret)
+        digest = hmac_sha256_hex(canonical_bytes(column), key.secret, ctx)
         return F.concat(F.lit(token_head(p, key.key_id)), F.substring(digest, 1, p.length))

@@ -90,7 +90,7 @@ class DateShiftStrategy(Strategy):
             )
         secret = require_secret(ctx, p.key).secret
         message = F.concat(F.lit(DATE_SHIFT_LABEL), canonical_bytes(quoted(ctx.entity_column)))
-        number = F.conv(F.substring(hmac_sha256_hex(message, secret), 1, 12), 16, 10)
+        number = F.conv(F.substring(hmac_sha256_hex(message, secret, ctx), 1, 12), 16, 10)
         span = 2 * p.max_days + 1
         offset = (F.pmod(number.cast("long"), F.lit(span)) - F.lit(p.max_days)).cast("int")
         if ctx.data_type is DataType.DATE:

@@ -13,7 +13,7 @@ import pytest
 from gateway.datagen import generate, read_canaries
 from gateway.errors import IngestError, StorageError
 from gateway.ingest import IngestRequest, LakePaths, dry_run, plan_protection, run_ingest
-from gateway.ingest.protect import governed_columns
+from gateway.ingest.protect import protect_frame
 from gateway.policy import PolicySet, ProtectionKind, load_policy_set
 from gateway.secrets import SecretStore
 from gateway.settings import Settings
@@ -219,7 +219,7 @@ def test_when_the_projection_has_only_builtin_strategies_then_the_plan_has_no_py
         *[source[c].cast(ds.columns[c].type.spark_sql).alias(c) for c in ds.columns]
     )
     physical = (
-        typed.select(*governed_columns(ds, plan, keys, seed=1))
+        protect_frame(typed, ds, plan, keys, seed=1)
         ._jdf.queryExecution()
         .executedPlan()
         .toString()
@@ -345,3 +345,24 @@ def test_when_merging_then_rows_with_the_same_key_are_replaced_not_duplicated(
     assert not second.skipped
     assert store.read(path).count() == first.rows_written
     assert CommitInfo.from_metadata({}) is None
+
+
+def test_when_keyed_strategies_run_then_no_key_material_appears_in_spark_plans(lake: Lake, spark) -> None:
+    import hmac as _hmac  # noqa: F401 - documents that pads derive from the HMAC key
+
+    plan = plan_protection(lake.policies, "transactions", "research")
+    ds = lake.policies.dataset("transactions")
+    keys = SecretStore(lake.settings).keys(plan.key_references)
+    source = spark.read.option("header", "true").csv(str(lake.settings.landing / "transactions"))
+    typed = source.select(*[source[c].cast(ds.columns[c].type.spark_sql).alias(c) for c in ds.columns])
+    frame = protect_frame(typed, ds, plan, keys, seed=1)
+    execution = frame._jdf.queryExecution()
+    printed = (execution.logical().toString() + execution.optimizedPlan().toString()
+               + execution.executedPlan().toString()).lower()
+    assert "__secret_" in printed  # the keys are referenced by name
+    for material in keys.values():
+        padded = material.secret.ljust(64, b"\0")
+        for pad in (0x36, 0x5C):
+            assert bytes(b ^ pad for b in padded).hex() not in printed
+        assert material.secret.hex() not in printed
+    assert frame.count() > 0
