@@ -46,6 +46,7 @@ from typing import IO, Any, Literal, NamedTuple, get_args
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from gateway.db import read_only
 from gateway.errors import ConfigurationError, StorageError, ValidationFailed
 
 __all__ = ["GENESIS_HASH", "AppendedEvent", "AuditEvent", "AuditLog", "StoredEvent",
@@ -417,7 +418,7 @@ class AuditLog:
 
     def head(self) -> AppendedEvent | None:
         """The last record (keep it out of band as an anchor for `verify`)."""
-        with self._storage(), self._engine.connect() as conn:
+        with self._storage(), read_only(self._engine) as conn:
             row = conn.execute(self._head_stmt).first()
         return AppendedEvent(row[0], row[1]) if row is not None else None
 
@@ -428,7 +429,7 @@ class AuditLog:
             stmt = sa.select(*(t.c[name] for name in _Row._fields)).where(t.c.seq > after)
             if upto is not None:
                 stmt = stmt.where(t.c.seq <= upto)
-            with self._storage(), self._engine.connect() as conn:
+            with self._storage(), read_only(self._engine) as conn:
                 rows = [_Row(*r) for r in conn.execute(stmt.order_by(t.c.seq).limit(page))]
             yield from rows
             if len(rows) < page:
@@ -442,7 +443,7 @@ class AuditLog:
         stmt = sa.select(t.c.seq).where(t.c.hash == digest)
         stmt = stmt.where(t.c.seq > after) if after is not None else stmt
         stmt = stmt.where(t.c.seq < before) if before is not None else stmt
-        with self._storage(), self._engine.connect() as conn:
+        with self._storage(), read_only(self._engine) as conn:
             return conn.execute(stmt.order_by(t.c.seq).limit(1)).scalar()
 
     def verify(self, *, anchor: AppendedEvent | None = None, page: int = 1000) -> VerifyReport:
@@ -519,7 +520,7 @@ class AuditLog:
         stmt = stmt.where(t.c.event_time >= _utc_text(since)) if since else stmt
         stmt = stmt.where(t.c.event_time < _utc_text(until)) if until else stmt
         stmt = stmt.where(t.c.seq > after_seq) if after_seq is not None else stmt
-        with self._storage(), self._engine.connect() as conn:
+        with self._storage(), read_only(self._engine) as conn:
             rows = [_Row(*r) for r in conn.execute(stmt)]
         return [self._stored(row) for row in rows]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 from gateway.errors import ConfigurationError
 
-__all__ = ["create_database_engine", "is_sqlite"]
+__all__ = ["create_database_engine", "is_sqlite", "read_only"]
 
 
 def is_sqlite(url: str) -> bool:
@@ -31,8 +31,10 @@ def create_database_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # Let the application, not pysqlite, decide when a transaction starts (BEGIN IMMEDIATE).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # Writers take the write lock when their transaction starts (BEGIN IMMEDIATE), so a
+        # read-then-write cannot race another process; readers (see `read_only`) do not, so
+        # they never queue behind a writer's fsync.
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql+psycopg://"):
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -40,6 +42,16 @@ def create_database_engine(url: str) -> Engine:
         f"unsupported database URL scheme in {url.split(':', 1)[0]!r}; "
         "use sqlite:/// or postgresql://"
     )
+
+
+def read_only(engine: Engine) -> Connection:
+    """A connection for reads only: on SQLite its transactions do not take the write lock."""
+    return engine.connect().execution_options(gateway_read_only=True)
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    read = conn.get_execution_options().get("gateway_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.types import TypeDecorator
 
+from gateway.db import read_only
 from gateway.errors import AuthenticationFailed, NotFound, ValidationFailed
 from gateway.policy.loader import PolicySet
 from gateway.policy.locate import did_you_mean
@@ -199,7 +200,7 @@ class ApiKeyStore:
         if match is None:
             raise AuthenticationFailed("malformed api key")
         key_id, secret = match.groups()
-        with self._engine.connect() as conn:
+        with read_only(self._engine) as conn:
             row = (
                 conn.execute(select(self._table).where(self._table.c.key_id == key_id))
                 .mappings()
@@ -220,7 +221,7 @@ class ApiKeyStore:
 
     def get(self, key_id: str) -> ApiKeyInfo | None:
         """The key `key_id`, or None."""
-        with self._engine.connect() as conn:
+        with read_only(self._engine) as conn:
             row = (
                 conn.execute(select(self._table).where(self._table.c.key_id == key_id))
                 .mappings()
@@ -250,7 +251,7 @@ class ApiKeyStore:
         query = select(self._table).order_by(self._table.c.created_at, self._table.c.key_id)
         if subject is not None:
             query = query.where(self._table.c.subject == subject)
-        with self._engine.connect() as conn:
+        with read_only(self._engine) as conn:
             return [_info(row) for row in conn.execute(query).mappings()]
 
 

@@ -13,7 +13,7 @@ from gateway.policy.organisation import OrganisationPolicy
 
 __all__ = ["AuthMethod", "Principal", "resolve_roles"]
 
-AuthMethod = Literal["api_key", "jwt", "dev_token", "scoped_token"]
+AuthMethod = Literal["api_key", "jwt", "dev_token", "scoped_token", "local"]
 """How a principal authenticated; `scoped_token` is the gateway's own purpose-bound token."""
 
 SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from gateway.audit import AuditEvent
 from gateway.errors import GatewayError, IngestError
 from gateway.ingest.lineage import emit_run_event
 from gateway.ingest.protect import (
@@ -173,6 +174,27 @@ def _perturbation_seed(secrets: SecretStore, plan: ProtectionPlan, source: RawSo
     return int.from_bytes(digest.digest()[:7], "big")
 
 
+def _audit_event(result: IngestResult, principal: str) -> AuditEvent:
+    return AuditEvent(
+        kind="ingest",
+        subject=principal,
+        action="ingest",
+        purpose=result.purpose,
+        resource=f"dataset:{result.dataset}",
+        decision="n/a",
+        request_id=result.job_id,
+        policy_version=result.policy_version,
+        released={
+            "rows_read": result.rows_read,
+            "rows_quarantined": result.rows_quarantined,
+            "rows_filtered": result.rows_filtered,
+            "rows_written": result.rows_written,
+            "skipped": result.skipped,
+            "engine": result.engine,
+        },
+    )
+
+
 def run_ingest(
     spark: SparkSession,
     settings: Settings,
@@ -181,8 +203,27 @@ def run_ingest(
     *,
     store: DeltaStore,
     progress: Progress | None = None,
+    audit: Callable[[AuditEvent], None] | None = None,
 ) -> IngestResult:
-    """Run one governed ingest; IngestError (and nothing written) when the policy refuses it."""
+    """Run one governed ingest; IngestError (and nothing written) when the policy refuses it.
+
+    With `audit`, the run is recorded as an `ingest` audit event (counts, never values)."""
+    result = _run_ingest(spark, settings, policies, request, store=store, progress=progress)
+    if audit is not None:
+        audit(_audit_event(result, request.principal))
+    return result
+
+
+def _run_ingest(
+    spark: SparkSession,
+    settings: Settings,
+    policies: PolicySet,
+    request: IngestRequest,
+    *,
+    store: DeltaStore,
+    progress: Progress | None = None,
+) -> IngestResult:
+
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 

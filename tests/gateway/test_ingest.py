@@ -366,3 +366,13 @@ def test_when_keyed_strategies_run_then_no_key_material_appears_in_spark_plans(l
             assert bytes(b ^ pad for b in padded).hex() not in printed
         assert material.secret.hex() not in printed
     assert frame.count() > 0
+
+
+def test_when_an_audit_sink_is_given_then_the_run_is_recorded_without_values(lake: Lake, spark) -> None:
+    events = []
+    result = run_ingest(spark, lake.settings, lake.policies, IngestRequest("customers", "marketing", principal="alice"),
+                        store=lake.store, audit=events.append)
+    (event,) = events
+    assert event.kind == "ingest" and event.subject == "alice" and event.resource == "dataset:customers"
+    assert event.released["skipped"] is result.skipped
+    assert event.policy_version == lake.policies.version

@@ -236,14 +236,21 @@ def ingest(
         )
         return
     request = IngestRequest(dataset, purpose, source, mode, principal or getpass.getuser())  # type: ignore[arg-type]
-    result = run_ingest(
-        spark,
-        settings,
-        policies,
-        request,
-        store=store,
-        progress=lambda stage: console.print(f"  {stage} ..."),
-    )
+    from gateway.services import build_services
+
+    services = build_services(settings, policies)
+    try:
+        result = run_ingest(
+            spark,
+            settings,
+            policies,
+            request,
+            store=store,
+            audit=services.record,
+            progress=lambda stage: console.print(f"  {stage} ..."),
+        )
+    finally:
+        services.close()
     _print_ingest(console, result)
 
 
@@ -353,6 +360,8 @@ def main() -> None:
             raise
         raise SystemExit(1) from None
 
+
+from gateway.cli import access  # noqa: E402,F401 - registers its commands on `app`
 
 if __name__ == "__main__":
     main()
