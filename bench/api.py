@@ -115,7 +115,8 @@ def main() -> None:
     services.close()
 
     print(
-        f"GET /v1/datasets, {args.requests} requests x {args.repeats} repeats, concurrency {args.concurrency}"
+        f"GET /v1/datasets, {args.requests} requests x {args.repeats} repeats, "
+        f"concurrency {args.concurrency}"
     )
     for name, rows in results.items():
         rps = statistics.median(r[0] for r in rows)
