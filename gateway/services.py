@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -61,6 +61,7 @@ class Services:
     # Acknowledgements are append-only and keyed by statement version, so a positive answer
     # never goes stale; negative answers are always asked of the database.
     _acknowledged: set[tuple[str, str, str]] = field(default_factory=set)
+    decision_listeners: list[Callable[[str, bool], None]] = field(default_factory=list)
 
     @property
     def policies(self) -> PolicySet:
@@ -99,7 +100,9 @@ class Services:
         request_id: str,
         released: Mapping[str, Released] | None = None,
     ) -> Decision:
-        """Audit an authorisation decision (allowed or denied) and return it."""
+        """Audit an authorisation decision (allowed or denied), tell listeners, and return it."""
+        for listener in self.decision_listeners:
+            listener(action, decision.allowed)
         self.record(
             AuditEvent(
                 kind="decision",

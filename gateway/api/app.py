@@ -37,7 +37,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
-    app.state.metrics = GatewayMetrics()
+    app.state.metrics = metrics = GatewayMetrics()
+    services.decision_listeners.append(
+        lambda action, allowed: metrics.decisions.labels(
+            action, "allow" if allowed else "deny"
+        ).inc()
+    )
     install_problem_handlers(app)
     for router in (health.router, purposes.router, datasets.router, audit.router):
         app.include_router(router)

@@ -50,7 +50,7 @@ _TYPE_RANGE = {DataType.INTEGER: (-(2**31), 2**31 - 1), DataType.LONG: (-(2**63)
 
 
 class DateShiftParams(Params):
-    """`key` (secret name) and `max_days` (1-36500): offsets lie in [-max_days, max_days]."""
+    """`key` (secret name) and `max_days` (1-36500): offsets lie in ±[1, max_days], never 0."""
 
     key: KeyRef
     max_days: int = Field(strict=True, ge=1, le=36500)
@@ -62,20 +62,22 @@ def date_shift_offset(entity_text: str, secret: bytes, max_days: int) -> int:
     import hmac
 
     digest = hmac.new(secret, DATE_SHIFT_LABEL + entity_text.encode(), hashlib.sha256).hexdigest()
-    return int(digest[:12], 16) % (2 * max_days + 1) - max_days
+    draw = int(digest[:12], 16) % (2 * max_days) - max_days
+    return draw + 1 if draw >= 0 else draw
 
 
 class DateShiftStrategy(Strategy):
     """Shift every date of an entity by one keyed offset, keeping intervals within the entity.
 
-    offset = int(first 48 bits of HMAC-SHA256(key, label || entity text)) mod (2m+1) - m, so 0
-    is possible (probability 1/(2m+1)). Rows with a null entity get a null date.
+    draw = int(first 48 bits of HMAC-SHA256(key, label || entity text)) mod 2m - m, and the
+    offset is draw + 1 when draw >= 0, else draw: uniform over ±[1, m], never 0, so no date is
+    left unshifted. Rows with a null entity get a null date.
     """
 
     name = "date_shift"
     Params = DateShiftParams
     accepts = TEMPORAL_TYPES
-    description = "Shift dates by a keyed per-entity offset within ±max_days."
+    description = "Shift dates by a keyed per-entity offset of 1 to max_days, either way."
 
     def key_references(self, params: AnyParams) -> frozenset[str]:
         return frozenset({expect(params, DateShiftParams).key})
@@ -91,8 +93,9 @@ class DateShiftStrategy(Strategy):
         secret = require_secret(ctx, p.key).secret
         message = F.concat(F.lit(DATE_SHIFT_LABEL), canonical_bytes(quoted(ctx.entity_column)))
         number = F.conv(F.substring(hmac_sha256_hex(message, secret, ctx), 1, 12), 16, 10)
-        span = 2 * p.max_days + 1
-        offset = (F.pmod(number.cast("long"), F.lit(span)) - F.lit(p.max_days)).cast("int")
+        # An offset in [-max_days, -1] or [1, max_days]: never 0, so no value is left unshifted.
+        draw = F.pmod(number.cast("long"), F.lit(2 * p.max_days)) - F.lit(p.max_days)
+        offset = F.when(draw >= 0, draw + 1).otherwise(draw).cast("int")
         if ctx.data_type is DataType.DATE:
             return F.date_add(column, offset)
         return F.timestamp_add("DAY", offset, column)

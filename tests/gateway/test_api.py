@@ -174,6 +174,10 @@ def test_when_health_and_metrics_are_asked_then_they_answer(api: Api) -> None:
     api.client.get("/v1/datasets")
     metrics = api.client.get("/metrics").text
     assert 'gateway_requests_total{method="GET",route="/v1/datasets",status="401"}' in metrics
+    api.acknowledge("bob", "fraud-detection")
+    api.client.get("/v1/audit", headers=api.headers("bob", "fraud-detection"))  # a denial
+    metrics = api.client.get("/metrics").text
+    assert 'gateway_decisions_total{action="audit_read",outcome="deny"} 1.0' in metrics
 
 
 def test_when_a_request_id_is_given_then_it_is_echoed(api: Api) -> None:
