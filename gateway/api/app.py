@@ -21,7 +21,7 @@ def create_app(
     services: Services, *, max_body_bytes: int = MAX_BODY_BYTES, close_on_shutdown: bool = False
 ) -> FastAPI:
     """An app serving `services`; the caller owns them unless `close_on_shutdown`."""
-    from gateway.api.routers import audit, datasets, dp, health, purposes
+    from gateway.api.routers import audit, datasets, dp, he, health, purposes
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -44,7 +44,14 @@ def create_app(
         ).inc()
     )
     install_problem_handlers(app)
-    for router in (health.router, purposes.router, datasets.router, audit.router, dp.router):
+    for router in (
+        health.router,
+        purposes.router,
+        datasets.router,
+        audit.router,
+        dp.router,
+        he.router,
+    ):
         app.include_router(router)
     app.add_middleware(
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=max_body_bytes

@@ -242,6 +242,7 @@ def _run_ingest(
         "governed": _txn("governed", ds.dataset, request.purpose, source, policies.version),
         "quarantine": _txn("quarantine", ds.dataset, None, source, policies.version),
         "dp": _txn("dp", ds.dataset, None, source, policies.version),
+        "encrypted": _txn("encrypted", ds.dataset, request.purpose, source, policies.version),
     }
     keys = secrets.keys(plan.key_references)
     key_ids = {ref: material.key_id for ref, material in keys.items()}
@@ -256,8 +257,11 @@ def _run_ingest(
         policy_version=policies.version,
         purpose=request.purpose,
     )
-    if store.transaction_done(governed_path, txns["governed"]) and (
-        not dp_columns or store.transaction_done(dp_path, txns["dp"])
+    encrypted_path = lake.encrypted(ds.dataset, request.purpose)
+    if (
+        store.transaction_done(governed_path, txns["governed"])
+        and (not dp_columns or store.transaction_done(dp_path, txns["dp"]))
+        and (not plan.encrypted or store.transaction_done(encrypted_path, txns["encrypted"]))
     ):
         log.info(
             "ingest %s/%s: this input and policy were already ingested", ds.dataset, request.purpose
@@ -344,6 +348,27 @@ def _run_ingest(
                 plan,
                 kept,
             )
+        if plan.encrypted:
+            from gateway.he import write_encrypted_columns
+
+            with stages.stage("write encrypted columns"):
+                _ensure_dev_he_key(settings, ds)
+                encrypted = write_encrypted_columns(
+                    spark,
+                    settings,
+                    store,
+                    ds,
+                    plan,
+                    good,
+                    commit=commit,
+                    txn=txns["encrypted"],
+                    mode="overwrite" if request.mode == "overwrite" else "append",
+                    keys=keys,
+                    seed=seed,
+                    rows=kept,
+                )
+                if encrypted is not None:
+                    outputs["encrypted"] = encrypted
         if bad:
             with stages.stage("write quarantine"):
                 bad_rows = validated.filter(~good_row).select(
@@ -422,6 +447,24 @@ def _run_ingest(
         outputs=outputs,
         schema={f.name: f.dataType.simpleString() for f in governed.schema.fields},
     )
+
+
+def _ensure_dev_he_key(settings: Settings, ds: DatasetPolicy) -> None:
+    """Outside production, make the dataset's HE key pair when none exists yet (logged)."""
+    from gateway.errors import ConfigurationError
+    from gateway.he import keygen, load_gateway_key
+
+    try:
+        load_gateway_key(settings, ds.dataset)
+    except ConfigurationError:
+        if settings.is_production:
+            raise
+        keygen(settings, ds.dataset, dataset=ds)
+        log.warning(
+            "generated a development HE key for %s; the key holder's secret context is under %s",
+            ds.dataset,
+            settings.home / "keyholder",
+        )
 
 
 def _write(
