@@ -365,10 +365,12 @@ from gateway.cli import access  # noqa: E402,F401 - registers its commands on `a
 from gateway.cli.dp import dp_app  # noqa: E402
 from gateway.cli.features import features_app  # noqa: E402
 from gateway.cli.he import he_app  # noqa: E402
+from gateway.cli.synth import synth_command  # noqa: E402
 
 app.add_typer(dp_app, name="dp")
 app.add_typer(he_app, name="he")
 app.add_typer(features_app, name="features")
+app.command("synth")(synth_command)
 
 if __name__ == "__main__":
     main()
